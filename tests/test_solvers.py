@@ -337,8 +337,11 @@ def test_builtin_tableaus_reach_their_order(name):
 
 
 def test_plugin_registers_the_solvers():
+    from nami_solvers import Dopri5, EulerMaruyama, StochasticHeun
+
     assert SOLVERS == {"euler": Euler, "midpoint": Midpoint, "heun": Heun, "rk4": RK4,
-                       "explicit_rk": ExplicitRK}
+                       "explicit_rk": ExplicitRK, "dopri5": Dopri5,
+                       "euler_maruyama": EulerMaruyama, "stochastic_heun": StochasticHeun}
     from nami_solvers import plugin
 
     registered = []

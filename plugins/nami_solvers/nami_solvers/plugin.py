@@ -1,4 +1,4 @@
-"""Entry point of the nami-solvers plugin: registers the fixed-step explicit RK solvers.
+"""Entry point of the nami-solvers plugin: registers the ODE and SDE solvers.
 
 Declared in ``pyproject.toml`` as ``[project.entry-points.nami] solvers =
 "nami_solvers.plugin"``; the registry calls :func:`nami_register` on first access.
@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from nami_core.hookspecs import hookimpl
 
+from .adaptive import Dopri5
 from .rk import RK4, Euler, ExplicitRK, Heun, Midpoint
+from .sde import EulerMaruyama, StochasticHeun
 
 __all__ = ["nami_register", "SOLVERS"]
 
@@ -19,6 +21,9 @@ SOLVERS = {
     "heun": Heun,
     "rk4": RK4,
     "explicit_rk": ExplicitRK,
+    "dopri5": Dopri5,
+    "euler_maruyama": EulerMaruyama,
+    "stochastic_heun": StochasticHeun,
 }
 
 
