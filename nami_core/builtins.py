@@ -99,7 +99,7 @@ class Digits:
     #: Training settings that suit this data set when no config file is given.
     suggested_config: dict[str, dict[str, Any]] = {
         "model": {"hidden": [512, 512, 512], "time_features": 16},
-        "train": {"steps": 6000, "batch_size": 256, "lr": 1e-3, "ema": 0.999},
+        "train": {"steps": 6000, "batch_size": 256, "lr": 1e-3, "weight_decay": 0.05, "ema": 0.999},
         "solver": {"name": "rk4", "steps": 20},
     }
 
