@@ -3,7 +3,13 @@
 Example:
     >>> from nami_core.registry import Registry
     >>> print(plugins_report(Registry(autoload=False, path=[])))
-    No nami plugins installed.
+    nami plugins: 1 distribution(s) (1 ok)
+    <BLANKLINE>
+    nami-core 0.1.0 [ok]
+      entry point: (built in) nami_core.builtins
+      hooks: nami_register
+      components:
+        dataset: digits, two_moons
 """
 
 from __future__ import annotations
