@@ -17,6 +17,7 @@ computation is ``(x, log_density_increment)``); ``fn(y, t)`` returns the same st
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Optional, Protocol, Sequence, Tuple, Union, runtime_checkable
 
 import attrs
@@ -34,6 +35,8 @@ __all__ = [
     "Schedule",
     "Dataset",
     "KIND_REQUIREMENTS",
+    "SolveArgs",
+    "check_solve_args",
 ]
 
 State = Union[Tensor, Tuple[Tensor, ...]]
@@ -152,3 +155,63 @@ def missing_methods(kind: str, obj: Any) -> list[str]:
             return []
         return ["integrate (or integrate_sde)"]
     return [m for m in KIND_REQUIREMENTS.get(kind, ()) if not callable(getattr(obj, m, None))]
+
+
+@attrs.frozen
+class SolveArgs:
+    """Validated arguments of one solve (see :func:`check_solve_args`).
+
+    Attributes:
+        t0, t1: the interval as finite Python floats.
+        time_shape: the leading shape of every state tensor, as a tuple of ints.
+        is_tuple: whether the state is a tuple of tensors.
+        first: the (first) state tensor; its dtype and device are the solve's.
+    """
+
+    t0: float
+    t1: float
+    time_shape: Tuple[int, ...]
+    is_tuple: bool
+    first: Tensor
+
+
+def check_solve_args(y0: Any, t0: float, t1: float, time_shape: Sequence[int], *, allow_tuple: bool = True) -> SolveArgs:
+    """Validate the arguments every solver receives, once per solve.
+
+    Checks that ``t0`` and ``t1`` are finite, that ``y0`` is a tensor (or, when
+    ``allow_tuple``, a non-empty tuple of tensors) and that ``time_shape`` is the leading
+    shape of every state tensor.
+
+    Raises:
+        ValueError: a non-finite ``t0`` or ``t1``.
+        TypeError: ``y0`` is not a tensor (or tuple of tensors).
+        ShapeError: ``time_shape`` is not the leading shape of a state tensor.
+
+    Example:
+        >>> args = check_solve_args(torch.zeros(4, 2), 1.0, 0.0, (4,))
+        >>> args.time_shape, args.is_tuple
+        ((4,), False)
+    """
+    from .errors import ShapeError
+
+    t0, t1 = float(t0), float(t1)
+    if not (math.isfinite(t0) and math.isfinite(t1)):
+        raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
+    if isinstance(y0, Tensor):
+        parts: Tuple[Tensor, ...] = (y0,)
+        is_tuple = False
+    elif allow_tuple and isinstance(y0, (tuple, list)) and len(y0) > 0 and all(isinstance(p, Tensor) for p in y0):
+        parts = tuple(y0)
+        is_tuple = True
+    else:
+        expected = "a Tensor or a non-empty tuple of Tensors" if allow_tuple else "a Tensor"
+        raise TypeError(f"y0 must be {expected}, got {type(y0).__name__}")
+    shape = tuple(int(n) for n in time_shape)
+    k = len(shape)
+    for p in parts:
+        if tuple(p.shape[:k]) != shape:
+            raise ShapeError(
+                f"time_shape {shape} must be the leading shape of every state tensor, "
+                f"got a state tensor of shape {tuple(p.shape)}"
+            )
+    return SolveArgs(t0, t1, shape, is_tuple, parts[0])

@@ -74,10 +74,10 @@ import torch
 from torch import Tensor
 
 from nami_core.errors import ShapeError, SolverError
-from nami_core.protocols import Solution, State, VectorField
+from nami_core.protocols import Solution, State, VectorField, check_solve_args
 from nami_core.validation import positive_int
 
-from .rk import _check_state, _stack_trajectory
+from .rk import _stack_trajectory
 from .tableaus import ButcherTableau, _order_conditions
 
 __all__ = [
@@ -406,12 +406,9 @@ def adaptive_rk_solve(
             no dense output.
     """
     label = name or tableau.name
-    t0, t1 = float(t0), float(t1)
-    if not (math.isfinite(t0) and math.isfinite(t1)):
-        raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
-    time_shape = tuple(int(n) for n in time_shape)
-    is_tuple, first = _check_state(y0, time_shape)
-    dtype, device = first.dtype, first.device
+    args = check_solve_args(y0, t0, t1, time_shape)
+    t0, t1, time_shape, is_tuple = args.t0, args.t1, args.time_shape, args.is_tuple
+    dtype, device = args.first.dtype, args.first.device
     if not dtype.is_floating_point:
         raise TypeError(f"{label}: the state must be a floating-point tensor, got dtype {dtype}")
     parts0: Tuple[Tensor, ...] = tuple(y0) if is_tuple else (y0,)  # type: ignore[arg-type]

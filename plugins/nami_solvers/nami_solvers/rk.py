@@ -29,15 +29,13 @@ References:
 
 from __future__ import annotations
 
-import math
 from typing import Callable, ClassVar, List, Optional, Sequence, Tuple
 
 import attrs
 import torch
 from torch import Tensor
 
-from nami_core.errors import ShapeError
-from nami_core.protocols import Solution, State, VectorField
+from nami_core.protocols import Solution, State, VectorField, check_solve_args
 from nami_core.timegrid import check_steps, uniform_grid
 from nami_core.validation import positive_int
 
@@ -47,28 +45,6 @@ __all__ = ["explicit_rk_solve", "ExplicitRK", "Euler", "Midpoint", "Heun", "RK4"
 
 #: Evaluations of the field that the default step counts buy.
 DEFAULT_NFE = 100
-
-
-def _check_state(y0: State, time_shape: Tuple[int, ...]) -> Tuple[bool, Tensor]:
-    """Once per solve: the structure of ``y0``; returns ``(is_tuple, first_tensor)``."""
-    if isinstance(y0, Tensor):
-        parts: Tuple[Tensor, ...] = (y0,)
-        is_tuple = False
-    elif isinstance(y0, (tuple, list)) and len(y0) > 0 and all(isinstance(p, Tensor) for p in y0):
-        parts = tuple(y0)
-        is_tuple = True
-    else:
-        raise TypeError(
-            f"y0 must be a Tensor or a non-empty tuple of Tensors, got {type(y0).__name__}"
-        )
-    k = len(time_shape)
-    for p in parts:
-        if tuple(p.shape[:k]) != time_shape:
-            raise ShapeError(
-                f"time_shape {time_shape} must be the leading shape of every state tensor, "
-                f"got a state tensor of shape {tuple(p.shape)}"
-            )
-    return is_tuple, parts[0]
 
 
 def _stage_times(grid: Tensor, c: Sequence[float]) -> Tensor:
@@ -132,12 +108,9 @@ def explicit_rk_solve(
         :class:`~nami_core.protocols.Solution` with ``nfe == steps * tableau.stages``.
     """
     check_steps(steps)
-    t0, t1 = float(t0), float(t1)
-    if not (math.isfinite(t0) and math.isfinite(t1)):
-        raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
-    time_shape = tuple(int(n) for n in time_shape)
-    is_tuple, first = _check_state(y0, time_shape)
-    dtype, device = first.dtype, first.device
+    args = check_solve_args(y0, t0, t1, time_shape)
+    t0, t1, time_shape, is_tuple = args.t0, args.t1, args.time_shape, args.is_tuple
+    dtype, device = args.first.dtype, args.first.device
     if is_tuple:
         y0 = tuple(y0)
 

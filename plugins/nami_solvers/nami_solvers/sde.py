@@ -49,7 +49,7 @@ import torch
 from torch import Tensor
 
 from nami_core.errors import ShapeError
-from nami_core.protocols import Solution
+from nami_core.protocols import Solution, check_solve_args
 from nami_core.timegrid import check_steps, uniform_grid
 from nami_core.validation import one_of, positive_int
 
@@ -97,14 +97,8 @@ def sde_solve(
     """
     check_steps(steps)
     one_of("euler_maruyama", "heun")(None, "method", method)
-    if not isinstance(y0, Tensor):
-        raise TypeError(f"y0 must be a Tensor, got {type(y0).__name__}")
-    t0, t1 = float(t0), float(t1)
-    if not (math.isfinite(t0) and math.isfinite(t1)):
-        raise ValueError(f"t0 and t1 must be finite, got t0={t0}, t1={t1}")
-    time_shape = tuple(int(n) for n in time_shape)
-    if tuple(y0.shape[: len(time_shape)]) != time_shape:
-        raise ShapeError(f"time_shape {time_shape} must be the leading shape of y0, got y0 of shape {tuple(y0.shape)}")
+    args = check_solve_args(y0, t0, t1, time_shape, allow_tuple=False)
+    t0, t1, time_shape = args.t0, args.t1, args.time_shape
     dtype, device = y0.dtype, y0.device
     if t0 == t1:
         if not trajectory:
