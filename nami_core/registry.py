@@ -103,16 +103,24 @@ _PATHS, _SOLVERS, _DIFFUSION = "nami-paths", "nami-solvers", "nami-diffusion"
 FIRST_PARTY_NAMES: dict[str, str] = {
     **dict.fromkeys(
         ["LinearPath", "CosinePath", "ZeroGamma", "BrownianGamma", "ScaledBrownianGamma",
-         "BrownianBridgePath", "stochastic_fm_loss", "masked_fm_loss", "masked_sample"],
+         "BrownianBridgePath", "stochastic_fm_loss", "masked_fm_loss", "masked_sample",
+         "stochastic_interpolant", "bridge_loss", "bridge_sample", "IndependentCoupling",
+         "OTCoupling", "SinkhornCoupling", "ClassConditionalCoupling", "UniformTime",
+         "LogitNormalTime", "ModeTime", "Checkerboard", "GaussianRing", "TwoSpirals",
+         "GaussianMixture"],
         _PATHS,
     ),
     **dict.fromkeys(
-        ["Euler", "Midpoint", "Heun", "RK4", "Dopri5", "EulerMaruyama", "StochasticHeun"],
+        ["Euler", "Midpoint", "Heun", "RK4", "ExplicitRK", "Dopri5", "EulerMaruyama",
+         "StochasticHeun"],
         _SOLVERS,
     ),
     **dict.fromkeys(
         ["Diffusion", "VPSchedule", "VESchedule", "EDMSchedule", "DPMSolverPP",
-         "ScoreFromNoise", "DriftFromVelocityScore", "MirrorVelocityFromScore"],
+         "ScoreFromNoise", "DriftFromVelocityScore", "MirrorVelocityFromScore",
+         "ConvertPrediction", "DDIM", "EDMHeun", "EDMPrecond", "ForwardDiffusionSDE",
+         "ReverseDiffusionSDE", "TorchSDESolver", "TorchSDEEuler", "TorchSDEMilstein",
+         "TorchSDESRK", "TorchSDEReversibleHeun", "dsm_loss"],
         _DIFFUSION,
     ),
 }

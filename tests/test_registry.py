@@ -569,3 +569,16 @@ def test_core_builtins_always_registered(monkeypatch):
     assert reg.get("dataset", "nami-core:digits").name == "digits"
     assert [p.distribution for p in reg.plugins()] == ["nami-core"]
     assert Registry(path=[], builtins=False).components("dataset") == []
+
+
+def test_first_party_hint_table_covers_every_registered_name():
+    """Every factory a first-party plugin registers has an install hint for ``nami.<Name>``."""
+    from nami_core.registry import FIRST_PARTY_NAMES
+
+    reg = Registry(builtins=False, allow=["nami-paths", "nami-solvers", "nami-diffusion"])
+    comps = reg.components()
+    if not comps:
+        pytest.skip("first-party plugins are not installed")
+    for c in comps:
+        name = getattr(c.factory, "__name__", None)
+        assert FIRST_PARTY_NAMES.get(name) == c.distribution, (name, c.distribution)
