@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from .divergence import default_estimator
-from .errors import ShapeError
+from .errors import InvalidComponentError, ShapeError
 from .losses import fm_loss
 from .protocols import Solution
 from .shapes import as_size, check_event_shape, expand_context
@@ -83,7 +83,9 @@ class FlowMatching(nn.Module):
             )
         solver = _resolve("solver", solver)
         if not callable(getattr(solver, "integrate", None)):
-            raise TypeError(f"solver must be an ODE solver with an integrate method, got {solver!r}")
+            hint = (" (an SDE solver; flow matching needs an ODE solver such as 'rk4', 'midpoint' or 'dopri5')"
+                    if callable(getattr(solver, "integrate_sde", None)) else "")
+            raise InvalidComponentError(f"solver must be an ODE solver with an integrate method, got {solver!r}{hint}")
         self.field = field
         self.base = base
         self.solver = solver
@@ -150,6 +152,12 @@ class FlowMatchingProcess:
     # -- helpers -----------------------------------------------------------------------
     def _lead(self, x: Tensor, name: str) -> torch.Size:
         lead = check_event_shape(x, self.event_shape, name)
+        dtype = getattr(self.base, "dtype", None)
+        if isinstance(dtype, torch.dtype) and x.dtype != dtype:
+            raise TypeError(
+                f"{name} has dtype {x.dtype} but the model works in {dtype}; convert {name} "
+                f"(e.g. {name}.to({dtype})) or the model (e.g. fm.double())"
+            )
         nb = len(self.batch_shape)
         if nb and tuple(lead[len(lead) - nb:] if len(lead) >= nb else lead) != tuple(self.batch_shape):
             raise ShapeError(

@@ -207,3 +207,17 @@ def test_field_base_event_mismatch():
 def test_solver_by_name():
     fm = nami.FlowMatching(nami.VelocityField(2, hidden=(8,)), nami.StandardNormal((2,)), "rk4", path="cosine")
     assert isinstance(fm.solver, RK4) and isinstance(fm.path, CosinePath)
+
+
+def test_dtype_mismatch_is_a_clear_error():
+    p = make_fm(Euler(steps=2), dtype=torch.float32)()
+    with pytest.raises(TypeError, match="x has dtype torch.float64 but the model works in torch.float32"):
+        p.log_prob(torch.zeros(3, D, dtype=torch.float64))
+
+
+def test_sde_solver_refused_with_hint():
+    from nami_core.errors import InvalidComponentError
+    from nami_solvers import EulerMaruyama
+
+    with pytest.raises(InvalidComponentError, match="an SDE solver; flow matching needs an ODE solver"):
+        make_fm(EulerMaruyama(steps=3))
