@@ -45,8 +45,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     p = sub.add_parser("train", parents=[common], help="train a model (default: two moons toy data)",
-                       description="Train a flow-matching model. Without CONFIG and data it trains on the "
-                                   "built-in two-moons data set.")
+                       description="Train a flow-matching model (or, with [model] process = \"diffusion\" in "
+                                   "CONFIG, a diffusion model). Without CONFIG and data it trains flow matching "
+                                   "on the built-in two-moons data set.")
     p.add_argument("config", nargs="?", metavar="CONFIG.toml", help="run configuration (TOML)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--data", metavar="FILE", help="training data: .npy, .csv or .pt, rows are samples")
@@ -64,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="DIR", help="run directory (or its checkpoint.pt)")
     p.add_argument("--num", type=int, required=True, metavar="N", help="number of samples")
     p.add_argument("--out", required=True, metavar="FILE", help="output file: .npy, .pt or .csv")
-    p.add_argument("--solver", metavar="NAME", help="ODE solver by registry name (default: the run's)")
+    p.add_argument("--solver", metavar="NAME",
+                   help="solver by registry name (default: the run's); diffusion runs also take samplers")
     p.add_argument("--steps", type=int, metavar="K", help="solver steps")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--plot", action="store_true", help="also write a plot of the samples next to FILE (same name, .png)")
@@ -77,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", metavar="DIR", help="run directory (or its checkpoint.pt)")
     p.add_argument("--data", required=True, metavar="FILE", help="data in the run's units: .npy, .csv or .pt")
     p.add_argument("--num-samples", type=int, default=2000, metavar="M", help="samples for the distances")
-    p.add_argument("--solver", metavar="NAME", help="ODE solver by registry name (default: the run's)")
+    p.add_argument("--solver", metavar="NAME",
+                   help="solver by registry name (default: the run's); diffusion runs also take samplers "
+                        "and keep their [ode_solver] for the likelihood (docs/cli.md)")
     p.add_argument("--steps", type=int, metavar="K", help="solver steps")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     p.add_argument("--device", default="cpu", help="torch device (default: cpu)")
@@ -219,7 +223,7 @@ def _summary(metrics: dict[str, Any], out: Path) -> str:
 def _solver(args: argparse.Namespace, trained_config: Any) -> Any:
     if args.solver is None and args.steps is None:
         return None
-    from .registry import build
+    from .train import build_solver
 
     if args.solver is not None:
         name, params = args.solver, {}
@@ -227,7 +231,7 @@ def _solver(args: argparse.Namespace, trained_config: Any) -> Any:
         name, params = trained_config.solver.name, dict(trained_config.solver.params)
     if args.steps is not None:
         params["steps"] = args.steps
-    return build("solver", name, **params)
+    return build_solver(name, params, samplers=trained_config.model.process == "diffusion")
 
 
 def _load(args: argparse.Namespace, *, use_ema: bool = True) -> Any:

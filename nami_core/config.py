@@ -1,6 +1,6 @@
 r"""Run configuration of ``nami train``: frozen, validated attrs classes read from TOML.
 
-A configuration file has up to six tables; every key is optional::
+A configuration file has these tables (flow matching; diffusion below); every key is optional::
 
     [data]                     # where the data comes from
     dataset = "two_moons"      # a registered data set ...
@@ -22,6 +22,12 @@ A configuration file has up to six tables; every key is optional::
     [path]                     # optional; absent = the linear path
     name = "linear"
 
+    [coupling]                 # optional; absent = independent pairs (flow matching)
+    name = "ot"
+
+    [time_density]             # optional; absent = t ~ U[0, 1] (flow matching)
+    name = "logit_normal"
+
     [train]
     steps = 10000
     batch_size = 256
@@ -29,6 +35,14 @@ A configuration file has up to six tables; every key is optional::
 
     [eval]
     num_samples = 2000
+
+A diffusion model (``[model] process = "diffusion"``, from the nami-diffusion plugin) takes
+``[schedule]`` (registry name, default ``vp``), ``[diffusion]`` (parameterisation, end time and
+the options of the denoising score-matching loss, :class:`DiffusionConfig`), ``[solver]`` (an ODE
+solver, an SDE solver or a diffusion sampler; default ``dpm_solver_pp`` with 20 steps) and
+``[ode_solver]`` (the probability-flow ODE solver of the likelihood; default the ``[solver]`` if
+it is an ODE solver, else ``dopri5``). The flow-matching tables ``[path]``, ``[coupling]`` and
+``[time_density]`` and the diffusion tables do not mix: a configuration that mixes them is an error.
 
 Unknown tables or keys raise :class:`ConfigError` naming the key and the allowed keys;
 invalid values raise :class:`ConfigError` naming the table and the rule. ``Config.to_dict``
@@ -57,6 +71,7 @@ __all__ = [
     "DataConfig",
     "TrainConfig",
     "EvalConfig",
+    "DiffusionConfig",
     "Config",
     "load_config",
     "DEFAULT_DATASET",
@@ -64,6 +79,8 @@ __all__ = [
 
 #: Data set used when neither a data set nor a file is configured.
 DEFAULT_DATASET = "two_moons"
+#: What a diffusion model can predict (``Diffusion(parameterization=...)`` of nami-diffusion).
+PARAMETERIZATIONS = ("eps", "score", "x0", "v", "velocity")
 
 
 class ConfigError(NamiError, ValueError):
@@ -118,6 +135,10 @@ def _to_widths(value: Any) -> tuple[int, ...]:
     if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
         raise ValueError(f"hidden must be a non-empty list of positive ints, got {list(value)}")
     return widths
+
+
+def _opt_float(value: Any) -> Any:
+    return None if value is None else _to_float(value)
 
 
 def _opt_str(value: Any) -> Any:
@@ -257,29 +278,134 @@ class EvalConfig:
     max_test: int = attrs.field(default=0, converter=_to_int, validator=non_negative_int)
 
 
+def _t_end(instance: Any, attribute: Any, value: Optional[float]) -> None:
+    if value is not None and not (0.0 <= value < 1.0):
+        raise ValueError(f"{attribute.name} must lie in [0, 1), got {value}")
+
+
+def _opt_positive(instance: Any, attribute: Any, value: Optional[float]) -> None:
+    if value is not None:
+        positive_float(instance, attribute, value)
+
+
+@attrs.frozen(kw_only=True)
+class DiffusionConfig:
+    r"""The diffusion model and its training loss (``[model] process = "diffusion"``).
+
+    The model is ``Diffusion(denoiser, schedule, solver, parameterization=..., t_end=...,
+    final_step=..., sde_noise=..., ode_solver=...)`` of nami-diffusion; the loss is its
+    denoising score-matching loss ``diffusion.loss(x0, weighting=..., time_sampling=..., ...)``.
+    Names of weightings and time samplings are checked by the plugin (at the first step).
+
+    Attributes:
+        parameterization: what the network predicts: ``eps``, ``score``, ``x0``, ``v`` or ``velocity``.
+        t_end: sampling end time and the time whose density the likelihood is (``None``: the
+            schedule's default, 1e-3 for VP, 0 for VE/EDM).
+        final_step: ``"none"`` or ``"denoise"`` (a last Tweedie step after an ODE/SDE solve).
+        sde_noise: reverse-SDE noise scale (SDE solvers only; 0 = the probability-flow ODE).
+        weighting: loss weighting: ``native`` (plain MSE of the prediction), ``eps``, ``x0``,
+            ``v``, ``likelihood``, ``min_snr``, ``edm``.
+        time_sampling: training-time density: ``uniform``, ``lognormal`` (EDM), ``logsnr``.
+        t_min: smallest training time (``None``: 1e-5 where sigma(0) = 0, else 0).
+        p_mean, p_std: the log-normal noise-level density of ``time_sampling = "lognormal"``.
+        gamma: the clip of ``weighting = "min_snr"``.
+        sigma_data: the data scale of ``weighting = "edm"`` (``None``: the schedule's, else 0.5).
+    """
+
+    parameterization: str = attrs.field(default="eps", validator=one_of(*PARAMETERIZATIONS))
+    t_end: Optional[float] = attrs.field(default=None, converter=_opt_float, validator=_t_end)
+    final_step: str = attrs.field(default="none", validator=one_of("none", "denoise"))
+    sde_noise: float = attrs.field(default=1.0, converter=_to_float, validator=non_negative_float)
+    weighting: str = attrs.field(default="native", validator=_name_str)
+    time_sampling: str = attrs.field(default="uniform", validator=_name_str)
+    t_min: Optional[float] = attrs.field(default=None, converter=_opt_float, validator=_t_end)
+    p_mean: float = attrs.field(default=-1.2, converter=_to_float)
+    p_std: float = attrs.field(default=1.2, converter=_to_float, validator=positive_float)
+    gamma: float = attrs.field(default=5.0, converter=_to_float, validator=positive_float)
+    sigma_data: Optional[float] = attrs.field(default=None, converter=_opt_float, validator=_opt_positive)
+
+    def process_options(self) -> dict[str, Any]:
+        """Keyword arguments of the ``Diffusion`` constructor."""
+        return {"parameterization": self.parameterization, "t_end": self.t_end,
+                "final_step": self.final_step, "sde_noise": self.sde_noise}
+
+    def loss_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``Diffusion.loss`` (the DSM loss)."""
+        return {"weighting": self.weighting, "time_sampling": self.time_sampling, "t_min": self.t_min,
+                "p_mean": self.p_mean, "p_std": self.p_std, "gamma": self.gamma, "sigma_data": self.sigma_data}
+
+
 _SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig, "eval": EvalConfig}
-_COMPONENTS = ("solver", "path")
+#: Sections that are absent (``None``) unless the process uses them.
+_OPTIONAL_SECTIONS: dict[str, type] = {"diffusion": DiffusionConfig}
+_COMPONENTS = ("solver", "path", "coupling", "time_density", "schedule", "ode_solver")
+#: Tables that belong to one process only.
+_FLOW_MATCHING_ONLY = ("path", "coupling", "time_density")
+_DIFFUSION_ONLY = ("schedule", "diffusion", "ode_solver")
 _DEFAULT_SOLVER = ComponentConfig(name="rk4", params={"steps": 20})
+_DEFAULT_DIFFUSION_SOLVER = ComponentConfig(name="dpm_solver_pp", params={"steps": 20})
+_DEFAULT_SCHEDULE = ComponentConfig(name="vp")
+
+
+def _is_diffusion(config: "Config") -> bool:
+    return config.model.process == "diffusion"
 
 
 @attrs.frozen(kw_only=True)
 class Config:
-    """The full configuration of a run; ``to_dict``/``from_dict`` round-trip."""
+    """The full configuration of a run; ``to_dict``/``from_dict`` round-trip.
+
+    Defaults depend on ``model.process``: flow matching samples with ``rk4`` (20 steps); a
+    diffusion model with ``dpm_solver_pp`` (20 steps), on the ``vp`` schedule, with the
+    default :class:`DiffusionConfig`.
+    """
 
     model: ModelConfig = attrs.field(factory=ModelConfig)
     data: DataConfig = attrs.field(factory=DataConfig)
-    solver: ComponentConfig = attrs.field(default=_DEFAULT_SOLVER)
+    solver: ComponentConfig = attrs.field(default=attrs.Factory(
+        lambda self: _DEFAULT_DIFFUSION_SOLVER if _is_diffusion(self) else _DEFAULT_SOLVER, takes_self=True))
     path: Optional[ComponentConfig] = None
+    coupling: Optional[ComponentConfig] = None
+    time_density: Optional[ComponentConfig] = None
+    schedule: Optional[ComponentConfig] = attrs.field(default=attrs.Factory(
+        lambda self: _DEFAULT_SCHEDULE if _is_diffusion(self) else None, takes_self=True))
+    diffusion: Optional[DiffusionConfig] = attrs.field(default=attrs.Factory(
+        lambda self: DiffusionConfig() if _is_diffusion(self) else None, takes_self=True))
+    ode_solver: Optional[ComponentConfig] = None
     train: TrainConfig = attrs.field(factory=TrainConfig)
     eval: EvalConfig = attrs.field(factory=EvalConfig)
+
+    def __attrs_post_init__(self) -> None:
+        process = self.model.process
+        if _is_diffusion(self):
+            wrong = [k for k in _FLOW_MATCHING_ONLY if getattr(self, k) is not None]
+            if wrong:
+                raise ConfigError(
+                    f"[{wrong[0]}] configures flow matching, but [model] process = 'diffusion'; "
+                    f"a diffusion model takes [schedule], [diffusion], [solver] and [ode_solver] "
+                    f"(its training times: [diffusion] time_sampling)"
+                )
+            if self.schedule is None:
+                raise ConfigError("[schedule] is required for [model] process = 'diffusion' (e.g. name = \"vp\")")
+        else:
+            wrong = [k for k in _DIFFUSION_ONLY if getattr(self, k) is not None]
+            if wrong:
+                raise ConfigError(
+                    f"[{wrong[0]}] configures a diffusion model, but [model] process = {process!r}; "
+                    f"set process = \"diffusion\" in [model] to use it"
+                )
 
     def to_dict(self) -> dict:
         """Plain dict (str keys; str/int/float/bool/None/list/dict values)."""
         out: dict[str, Any] = {}
         for section in _SECTIONS:
             out[section] = _plain(attrs.asdict(getattr(self, section), recurse=False))
-        out["solver"] = self.solver.to_dict()
-        out["path"] = None if self.path is None else self.path.to_dict()
+        for section in _OPTIONAL_SECTIONS:
+            value = getattr(self, section)
+            out[section] = None if value is None else _plain(attrs.asdict(value, recurse=False))
+        for key in _COMPONENTS:
+            value = getattr(self, key)
+            out[key] = None if value is None else value.to_dict()
         return out
 
     @classmethod
@@ -287,30 +413,32 @@ class Config:
         """Build and validate a configuration from nested mappings (a parsed TOML file)."""
         if not isinstance(d, Mapping):
             raise ConfigError(f"{source}: a configuration must be a table/dict, got {type(d).__name__}")
-        allowed = sorted(set(_SECTIONS) | set(_COMPONENTS))
+        allowed = sorted(set(_SECTIONS) | set(_OPTIONAL_SECTIONS) | set(_COMPONENTS))
         kwargs: dict[str, Any] = {}
         for key, value in d.items():
             if key not in allowed:
                 raise ConfigError(_unknown(key, allowed, f"{source}: unknown table [{key}]", "tables"))
+            if value is None and key not in _SECTIONS:
+                if key == "solver":
+                    raise ConfigError(f"{source}: [solver] cannot be empty")
+                continue  # absent: the process's default
             if key in _COMPONENTS:
-                if value is None:
-                    if key == "solver":
-                        raise ConfigError(f"{source}: [solver] cannot be empty")
-                    kwargs[key] = None
-                    continue
                 if not isinstance(value, Mapping):
                     raise ConfigError(f"{source}: [{key}] must be a table, got {value!r}")
                 kwargs[key] = ComponentConfig.from_dict(value, key)
                 continue
             if not isinstance(value, Mapping):
                 raise ConfigError(f"{source}: [{key}] must be a table, got {value!r}")
-            section_cls = _SECTIONS[key]
+            section_cls = _SECTIONS.get(key) or _OPTIONAL_SECTIONS[key]
             names = sorted(a.name for a in attrs.fields(section_cls))
             for k in value:
                 if k not in names:
                     raise ConfigError(_unknown(k, names, f"{source}: unknown key '{k}' in [{key}]", "keys"))
             kwargs[key] = _construct(section_cls, dict(value), key)
-        return cls(**kwargs)
+        try:
+            return cls(**kwargs)
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
 
     def merged(self, overrides: Mapping[str, Mapping[str, Any]]) -> "Config":
         """A copy with ``{section: {key: value}}`` overrides applied (validated)."""

@@ -12,8 +12,11 @@ batch across ranks (:class:`~nami_core.data.ShardedBatches`), draws per-rank noi
 per-rank generator, wraps the loss in :class:`~torch.nn.parallel.DistributedDataParallel`,
 and only rank 0 shows progress and writes files. Nothing here is module-level state.
 
-The process kind of ``[model] process`` is dispatched through :data:`MODEL_BUILDERS`
-(``"flow_matching"``; a diffusion builder slots in beside it).
+The process kind of ``[model] process`` is dispatched through :data:`MODEL_BUILDERS`:
+``"flow_matching"`` (the core's :class:`~nami_core.process.FlowMatching`, optionally with a
+minibatch coupling and a training-time density from the registry) and ``"diffusion"`` (the
+``process`` component ``"diffusion"`` of the nami-diffusion plugin, built through the registry:
+the core never imports a plugin).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Config, ConfigError
 from .data import PreparedData, ShardedBatches, Standardizer, _derive, check_matrix, dequantize, prepare_data
 from .distributions import StandardNormal
-from .errors import CheckpointError, DataError
+from .errors import CheckpointError, ComponentNotFoundError, DataError
 from .fields import VelocityField
 from .metrics import bits_per_dim, energy_distance, mmd_rbf, nll
 from .process import FlowMatching
@@ -41,6 +44,9 @@ from .process import FlowMatching
 __all__ = [
     "MODEL_BUILDERS",
     "build_model",
+    "build_solver",
+    "DiffusionModel",
+    "likelihood_note",
     "Trainer",
     "TrainedModel",
     "evaluate",
@@ -55,19 +61,155 @@ _INIT, _ORDER, _NOISE, _EVAL = 0, 4, 5, 1000
 
 # -- models --------------------------------------------------------------------------------
 
-def _build_flow_matching(config: Config, dim: int) -> nn.Module:
+def _network(config: Config, dim: int) -> VelocityField:
     m = config.model
-    field = VelocityField(dim, hidden=m.hidden, time_features=m.time_features, activation=m.activation)
+    return VelocityField(dim, hidden=m.hidden, time_features=m.time_features, activation=m.activation)
+
+
+def _build_flow_matching(config: Config, dim: int) -> nn.Module:
     solver = config.solver.build("solver")
     path = None if config.path is None else config.path.build("path")
-    return FlowMatching(field, StandardNormal((dim,)), solver, path=path)
+    return FlowMatching(_network(config, dim), StandardNormal((dim,)), solver, path=path)
+
+
+_DIFFUSION_DIST = "nami-diffusion"
+#: Likelihood solver of a diffusion model whose sampler is not an ODE solver: adaptive
+#: Dormand-Prince (the probability-flow ODE of VP is stiff near t_end, where fixed steps fail).
+_DEFAULT_LIKELIHOOD_SOLVER = ("dopri5", {"rtol": 1e-5, "atol": 1e-5})
+
+
+def _plugin_component(kind: str, name: str, dist: str, what: str) -> Any:
+    """``registry.get(kind, name)``; when missing, an error that names the distribution providing it."""
+    from .registry import get, plugins
+
+    try:
+        return get(kind, name)
+    except ComponentNotFoundError as exc:
+        from .registry import normalize_distribution
+
+        info = next((p for p in plugins() if normalize_distribution(p.distribution) == normalize_distribution(dist)),
+                    None)
+        if info is None:
+            why = f"which is not installed (pip install {dist})"
+        else:
+            why = f"which is installed but {info.status} ({info.message}); run `nami plugins` for details"
+        raise ComponentNotFoundError(f"{what} is provided by the plugin distribution {dist!r}, {why}. "
+                                     f"Registry: {exc}") from exc
+
+
+def build_solver(name: str, params: Optional[Mapping[str, Any]] = None, *, samplers: bool = False) -> Any:
+    """``registry.build("solver", name, **params)``; with ``samplers``, a name that is no solver is
+    looked up as a ``sampler`` (diffusion samplers such as ``dpm_solver_pp``).
+
+    Raises:
+        ComponentNotFoundError: neither kind has the name (both messages, with their suggestions).
+    """
+    from .registry import build
+
+    params = dict(params or {})
+    try:
+        return build("solver", name, **params)
+    except ComponentNotFoundError as first:
+        if not samplers:
+            raise
+        try:
+            return build("sampler", name, **params)
+        except ComponentNotFoundError as second:
+            raise ComponentNotFoundError(f"{first} As a diffusion sampler: {second}") from first
+
+
+def _is_ode_solver(solver: Any) -> bool:
+    return callable(getattr(solver, "integrate", None)) and not (
+        callable(getattr(solver, "integrate_sde", None)) or callable(getattr(solver, "sample_diffusion", None)))
+
+
+class DiffusionModel(nn.Module):
+    r"""The diffusion model of a run: the registry's ``process`` ``"diffusion"`` (nami-diffusion)
+    around an MLP denoiser, with the options of its denoising score-matching loss.
+
+    ``model(context)`` is the bound process; ``model.loss(x, generator=g)`` the training loss;
+    assigning ``model.solver`` swaps the sampling solver (the network is shared).
+
+    Args:
+        factory: the ``Diffusion`` class (``registry.get("process", "diffusion").factory``).
+        network: ``network(x, t, c=None)`` predicting ``options["parameterization"]``.
+        schedule, solver: the noise schedule and the sampling solver/sampler (instances).
+        ode_solver: the probability-flow ODE solver of ``log_prob`` (``None``: ``solver``).
+        options: further keyword arguments of ``Diffusion`` (parameterisation, end time, ...).
+        loss_options: keyword arguments of ``Diffusion.loss``.
+    """
+
+    def __init__(self, factory: Callable[..., Any], network: nn.Module, *, schedule: Any, solver: Any,
+                 ode_solver: Any, options: Mapping[str, Any], loss_options: Mapping[str, Any]) -> None:
+        super().__init__()
+        self._factory = factory
+        self._ode_solver = ode_solver
+        self._options = dict(options)
+        self.loss_options = dict(loss_options)
+        self.diffusion = factory(network, schedule, solver, ode_solver=ode_solver, **self._options)
+
+    @property
+    def solver(self) -> Any:
+        return self.diffusion.solver
+
+    @solver.setter
+    def solver(self, solver: Any) -> None:
+        d = self.diffusion
+        ode = self._ode_solver
+        if ode is None and not _is_ode_solver(solver):
+            ode = d.ode_solver  # a sampler replaces an ODE solver: the likelihood keeps the old one
+        device = next(d.model.parameters()).device
+        self.diffusion = self._factory(d.model, d.schedule, solver, ode_solver=ode, **self._options).to(device)
+
+    @property
+    def schedule(self) -> Any:
+        return self.diffusion.schedule
+
+    def forward(self, context: Optional[Tensor] = None) -> Any:
+        return self.diffusion(context)
+
+    def loss(self, x: Tensor, c: Optional[Tensor] = None, *, generator: Optional[torch.Generator] = None) -> Tensor:
+        return self.diffusion.loss(x, c, generator=generator, **self.loss_options)
+
+    def likelihood_note(self) -> str:
+        """How ``log_prob`` is computed: prior, end time, divergence, solver."""
+        d = self.diffusion
+        return (f"probability-flow ODE of the {type(d.schedule).__name__} schedule from t_end = {d.t_end:g} to 1, "
+                f"prior N(0, {d.prior_std:g}^2 I) at t = 1, {_divergence(d.event_shape.numel())}, "
+                f"solver {d.ode_solver!r}: the density of the model at t_end (samples: {d.solver!r})")
+
+
+def _build_diffusion(config: Config, dim: int) -> nn.Module:
+    from .config import DiffusionConfig
+
+    factory = _plugin_component("process", "diffusion", _DIFFUSION_DIST,
+                                "[model] process = 'diffusion'").factory
+    if config.schedule is None:  # pragma: no cover - Config requires it for diffusion
+        raise ConfigError("[schedule] is required for [model] process = 'diffusion'")
+    schedule = config.schedule.build("schedule")
+    solver = build_solver(config.solver.name, config.solver.params, samplers=True)
+    if config.ode_solver is not None:
+        ode_solver = config.ode_solver.build("solver")
+        if not _is_ode_solver(ode_solver):
+            raise ConfigError(f"[ode_solver] must name an ODE solver (the likelihood integrates the "
+                              f"probability-flow ODE), got {config.ode_solver.name!r}")
+    elif _is_ode_solver(solver):
+        ode_solver = None  # the sampling solver integrates the likelihood too
+    else:
+        name, params = _DEFAULT_LIKELIHOOD_SOLVER
+        ode_solver = build_solver(name, params)
+    dc = config.diffusion or DiffusionConfig()
+    return DiffusionModel(factory, _network(config, dim), schedule=schedule, solver=solver, ode_solver=ode_solver,
+                          options={**dc.process_options(), "event_shape": (dim,)}, loss_options=dc.loss_options())
 
 
 #: ``[model] process`` -> builder ``(config, dim) -> model``. A model is an ``nn.Module`` with
-#: ``loss(x, *, generator=...)`` (scalar training loss on standardised data) and
-#: ``__call__(context)`` returning a process with ``sample``/``log_prob``.
+#: ``loss(x, *, generator=...)`` (scalar training loss on standardised data),
+#: ``__call__(context)`` returning a process with ``sample``/``log_prob``, and a settable
+#: ``solver`` (``nami sample --solver``).
 MODEL_BUILDERS: Mapping[str, Callable[[Config, int], nn.Module]] = {
     "flow_matching": _build_flow_matching,
+    "diffusion": _build_diffusion,
 }
 
 
@@ -86,14 +228,36 @@ def build_model(config: Config, dim: int, *, seed: Optional[int] = None) -> nn.M
 
 
 class _Loss(nn.Module):
-    """``model.loss`` as a module ``forward`` (what DistributedDataParallel wraps)."""
+    """``model.loss`` as a module ``forward`` (what DistributedDataParallel wraps).
 
-    def __init__(self, model: nn.Module) -> None:
+    For flow matching with a ``coupling`` or a ``time_density`` the noise is drawn here,
+    the batch is paired by ``coupling.pair(x0, x1, None, generator=g)`` and the times are drawn
+    from the density, all from the trainer's (checkpointed) generator ``g``.
+    """
+
+    def __init__(self, model: nn.Module, coupling: Any = None, time_density: Any = None) -> None:
         super().__init__()
         self.model = model
+        self.coupling = coupling
+        self.time_density = time_density
 
     def forward(self, x: Tensor, generator: torch.Generator) -> Tensor:
-        return self.model.loss(x, generator=generator)
+        if self.coupling is None and self.time_density is None:
+            return self.model.loss(x, generator=generator)
+        lead = x.shape[:-1]
+        x1 = self.model.base.sample(lead, generator=generator).to(dtype=x.dtype, device=x.device)
+        if self.coupling is not None:
+            x, x1 = self.coupling.pair(x, x1, None, generator=generator)
+        t = None
+        if self.time_density is not None:
+            t = self.time_density.sample(lead, generator=generator, dtype=x.dtype, device=x.device)
+        return self.model.loss(x, t=t, x_noise=x1, generator=generator)
+
+
+def _objective(config: Config, model: nn.Module) -> _Loss:
+    coupling = None if config.coupling is None else config.coupling.build("coupling")
+    density = None if config.time_density is None else config.time_density.build("time_density")
+    return _Loss(model, coupling, density)
 
 
 def _dist_info() -> tuple[int, int]:
@@ -154,7 +318,7 @@ class Trainer:
         seed = tc.seed
 
         self.model = build_model(config, data.dim, seed=_derive(seed, _INIT)).to(self.device)
-        self._loss = _Loss(self.model)
+        self._loss = _objective(config, self.model)
         if self.world_size > 1:
             from torch.nn.parallel import DistributedDataParallel
 
@@ -416,10 +580,28 @@ class TrainedModel:
         return nll_z, nll_z + self.standardizer.log_det
 
 
+def _divergence(numel: int) -> str:
+    from .divergence import default_estimator
+
+    return f"divergence {type(default_estimator(numel)).__name__}"
+
+
+def likelihood_note(model: nn.Module) -> str:
+    """How the model's ``log_prob`` is computed (written to ``metrics.json`` as ``likelihood``)."""
+    note = getattr(model, "likelihood_note", None)
+    if callable(note):
+        return str(note())
+    numel = math.prod(getattr(getattr(model, "base", None), "event_shape", ()) or (0,))
+    return (f"instantaneous change of variables along the flow from t = 0 (data) to t = 1, base "
+            f"N(0, I) at t = 1, {_divergence(numel)}, solver {model.solver!r}")
+
+
 #: What each entry of ``metrics.json`` means.
 METRIC_DESCRIPTIONS = {
+    "likelihood": "how log p was computed: the ODE, its prior and end time, the divergence and the solver",
     "test_nll": "mean negative log-likelihood of the held-out rows, nats per sample, of the STANDARDISED "
-                "data z = (x - mean) / std (the space the model is trained in)",
+                "data z = (x - mean) / std (the space the model is trained in); see 'likelihood' for "
+                "the ODE, prior and end time",
     "test_bpd": "test_nll / (dim * ln 2): bits per dimension of the standardised data",
     "test_nll_data": "mean negative log-likelihood in ORIGINAL data units, nats per sample: "
                      "test_nll + sum(log std)  (log p_x(x) = log p_z(z) - sum_i log std_i)",
@@ -478,6 +660,7 @@ def evaluate(
     z_cmp = z_test[torch.randperm(z_test.shape[0], generator=generator, device=generator.device)[:cap].to(device)]
     s_cmp = samples_z[:cap]
     out: dict[str, Any] = {
+        "likelihood": likelihood_note(trained.model),
         "test_nll": test_nll,
         "test_bpd": float(bits_per_dim(test_nll, dim)),
         "test_nll_data": test_nll_data,
@@ -550,9 +733,8 @@ def train(
     if steps is not None:
         config = config.merged({"train": {"steps": steps}})
     # fail fast on unknown component names, before reading data
-    config.solver.build("solver")
-    if config.path is not None:
-        config.path.build("path")
+    build_model(config, 1, seed=0)  # (seeded: leaves the global random state alone)
+    _objective(config, nn.Identity())
 
     data = prepare_data(config.data, config.train.seed)
     trainer = Trainer(config, data, device=device)
@@ -598,7 +780,10 @@ def train(
             score = f"{metrics['test_bpd_discrete']:.3f} bits/dim (discrete bound)"
         else:
             score = f"test NLL {metrics['test_nll_data']:.3f} nats ({metrics['test_bpd_data']:.3f} bits/dim)"
-        title = f"{data.source}: {score}, {trainer.step} steps"
+        what = data.source
+        if config.model.process == "diffusion" and config.schedule is not None and config.diffusion is not None:
+            what += f", diffusion ({config.schedule.name}, {config.diffusion.parameterization})"
+        title = f"{what}: {score}, {trainer.step} steps"
         plot_samples(out / "samples.png", samples, data.test.cpu(), image_shape=data.image_shape, title=title)
     return metrics
 
