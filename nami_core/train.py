@@ -21,13 +21,16 @@ the core never imports a plugin).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import torch
 from torch import Tensor, nn
@@ -278,6 +281,39 @@ def _gather(obj: Any, world_size: int) -> list[Any]:
 
 # -- trainer -------------------------------------------------------------------------------
 
+class _StopRequest:
+    """Set by :func:`_defer_stop_signals` when SIGINT or SIGTERM arrives."""
+
+    signum: Optional[int] = None
+
+
+@contextlib.contextmanager
+def _defer_stop_signals() -> Iterator[_StopRequest]:
+    """Turn SIGINT/SIGTERM into a request that the training loop honours between steps.
+
+    An interruption in the middle of a step (after the batch was drawn, before the optimiser
+    stepped) would leave a checkpoint that no uninterrupted run passes through; deferring it
+    to the end of the step keeps ``--resume`` exact. A second signal stops at once. Outside
+    the main thread (where handlers cannot be installed) signals are left alone.
+    """
+    request = _StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if request.signum is not None:
+            raise KeyboardInterrupt
+        request.signum = signum
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
 class Trainer:
     """One training run of ``config`` on ``data``.
 
@@ -420,28 +456,34 @@ class Trainer:
         window = torch.zeros((), device=self.device)
         count = 0
         start = time.perf_counter()
+        between_steps = True
         try:
-            while self.step < end:
-                window += self.training_step()
-                count += 1
-                if self.step % every == 0 or self.step == end:
-                    mean = float(window) / count
-                    if self.step % every == 0 or self.step == tc.steps:  # same history when resumed
-                        self.history.append([self.step, mean])
-                        window.zero_()
-                        count = 0
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{mean:.4f}", lr=f"{self.lr_at(self.step - 1):.1e}", refresh=False)
-                        bar.update(self.step - bar.n)
-                    elif log is not None and self.rank == 0 and (self.step % log_lines < every or self.step == end):
-                        log(f"step {self.step}/{tc.steps}  loss {mean:.4f}")
-                if checkpoint is not None and tc.checkpoint_every and self.step % tc.checkpoint_every == 0 \
-                        and self.step < tc.steps:
-                    self.elapsed += time.perf_counter() - start
-                    start = time.perf_counter()
-                    self.save(checkpoint)
+            with _defer_stop_signals() as stop:
+                while self.step < end:
+                    between_steps = False
+                    window += self.training_step()
+                    between_steps = True
+                    count += 1
+                    if self.step % every == 0 or self.step == end:
+                        mean = float(window) / count
+                        if self.step % every == 0 or self.step == tc.steps:  # same history when resumed
+                            self.history.append([self.step, mean])
+                            window.zero_()
+                            count = 0
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{mean:.4f}", lr=f"{self.lr_at(self.step - 1):.1e}", refresh=False)
+                            bar.update(self.step - bar.n)
+                        elif log is not None and self.rank == 0 and (self.step % log_lines < every or self.step == end):
+                            log(f"step {self.step}/{tc.steps}  loss {mean:.4f}")
+                    if checkpoint is not None and tc.checkpoint_every and self.step % tc.checkpoint_every == 0 \
+                            and self.step < tc.steps:
+                        self.elapsed += time.perf_counter() - start
+                        start = time.perf_counter()
+                        self.save(checkpoint)
+                    if stop.signum is not None:
+                        raise KeyboardInterrupt
         except KeyboardInterrupt:
-            if checkpoint is not None:
+            if checkpoint is not None and between_steps:
                 self.elapsed += time.perf_counter() - start
                 start = time.perf_counter()
                 self.save(checkpoint)

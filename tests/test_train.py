@@ -81,20 +81,31 @@ def test_resume_continues_exactly(tmp_path, dataset):
     assert full["history"] == cut["history"]
 
 
-def test_keyboard_interrupt_writes_a_checkpoint(tmp_path, monkeypatch):
+def test_interrupt_mid_step_finishes_the_step_and_resumes_exactly(tmp_path, monkeypatch):
+    """SIGINT arriving inside a step (after the batch and noise were drawn) is deferred to the
+    end of that step, so the checkpoint lies on the uninterrupted run and resuming is exact."""
+    import os
+    import signal
+
     cfg = tiny(steps=30)
+    full = _fit(cfg)
     trainer = Trainer(cfg, prepare_data(cfg.data, cfg.train.seed))
     real = trainer.training_step
 
     def step():
         if trainer.step == 12:
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signal.SIGINT)  # handled while this step is still running
         return real()
 
     monkeypatch.setattr(trainer, "training_step", step)
     with pytest.raises(KeyboardInterrupt):
         trainer.fit(progress=False, checkpoint=tmp_path / "checkpoint.pt")
-    assert load_checkpoint(tmp_path)["step"] == 12
+    assert load_checkpoint(tmp_path)["step"] == 13
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+    assert train(cfg, tmp_path, resume=True, progress=False, plot=False) is not None
+    state = load_checkpoint(tmp_path)
+    assert state["step"] == 30
+    assert _same_state(state["model"], {k: v.cpu() for k, v in full.model.state_dict().items()})
 
 
 def test_periodic_checkpoints(tmp_path, monkeypatch):
