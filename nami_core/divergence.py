@@ -22,7 +22,7 @@ References:
 
 from __future__ import annotations
 
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 import attrs
 import torch
@@ -31,7 +31,7 @@ from torch import Tensor
 from .validation import one_of, positive_int
 
 __all__ = ["ExactDivergence", "HutchinsonDivergence", "BoundDivergence", "default_estimator",
-           "EXACT_MAX_DIM"]
+           "integrate_with_divergence", "EXACT_MAX_DIM"]
 
 #: ``log_prob`` uses the exact divergence up to this many event elements, Hutchinson above.
 EXACT_MAX_DIM = 128
@@ -157,3 +157,43 @@ def default_estimator(event_numel: int) -> ExactDivergence | HutchinsonDivergenc
     if event_numel <= EXACT_MAX_DIM:
         return ExactDivergence()
     return HutchinsonDivergence(probes=1)
+
+
+def integrate_with_divergence(
+    solver: Any,
+    fn: Fn,
+    x: Tensor,
+    t_from: float,
+    t_to: float,
+    *,
+    event_ndim: int,
+    time_shape: Tuple[int, ...],
+    estimator: Any = None,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[Tensor, Tensor]:
+    r"""Solve :math:`\dot x = u(x, t)` together with :math:`\dot\ell = \nabla\!\cdot u(x, t)`.
+
+    Returns ``(x(t_to), ℓ)`` with :math:`\ell = \int_{t_\text{from}}^{t_\text{to}} \nabla\!\cdot
+    u(x_t, t)\,dt`, so that for data at t = 0 and noise at t = 1
+    :math:`\log p_0(x_0) = \log p_1(x_1) + \ell` when integrating from 0 to 1, and
+    :math:`\log p_0(x_0) = \log p_1(x_1) - \ell` when integrating from 1 to 0.
+
+    Args:
+        solver: an ODE solver (``integrate``) that accepts tuple states.
+        fn: the velocity ``fn(x, t)`` (any leading shape; ``t`` of that leading shape).
+        x: the initial state, shape ``time_shape + event_shape``.
+        t_from, t_to: the interval.
+        event_ndim: number of event dimensions of ``x``.
+        time_shape: the leading shape of ``x``.
+        estimator: divergence estimator (default :func:`default_estimator`).
+        generator: random generator for Hutchinson probes (drawn once for the solve).
+    """
+    if estimator is None:
+        estimator = default_estimator(x.shape[x.ndim - event_ndim:].numel())
+    div = estimator.bind(x, event_ndim, generator=generator)
+
+    def augmented(state: Tuple[Tensor, Tensor], t: Tensor) -> Tuple[Tensor, Tensor]:
+        return div(fn, state[0], t)
+
+    sol = solver.integrate(augmented, (x, x.new_zeros(time_shape)), t_from, t_to, time_shape=time_shape)
+    return sol.y

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from .divergence import default_estimator
+from .divergence import integrate_with_divergence
 from .errors import InvalidComponentError, ShapeError
 from .losses import fm_loss
 from .protocols import Solution
@@ -224,18 +224,6 @@ class FlowMatchingProcess:
         return sol.ts, sol.ys  # type: ignore[return-value]
 
     # -- likelihood ------------------------------------------------------------------------
-    def _augmented(self, x: Tensor, estimator: Any, generator: Optional[torch.Generator]):
-        lead = self._lead(x, "x")
-        if estimator is None:
-            estimator = default_estimator(self.event_shape.numel())
-        div = estimator.bind(x, self.event_ndim, generator=generator)
-        fn = self._fn(lead)
-
-        def aug(state: Tuple[Tensor, Tensor], t: Tensor) -> Tuple[Tensor, Tensor]:
-            return div(fn, state[0], t)
-
-        return lead, aug
-
     def log_prob(self, x: Tensor, *, estimator: Any = None, generator: Optional[torch.Generator] = None) -> Tensor:
         r"""Log-density :math:`\log p_\theta(x \mid c)` by the instantaneous change of variables.
 
@@ -246,10 +234,9 @@ class FlowMatchingProcess:
                 Rademacher probe above.
             generator: random generator for Hutchinson probes.
         """
-        lead, aug = self._augmented(x, estimator, generator)
-        zero = x.new_zeros(lead)
-        sol = self.solver.integrate(aug, (x, zero), 0.0, 1.0, time_shape=lead)
-        x1, acc = sol.y
+        lead = self._lead(x, "x")
+        x1, acc = integrate_with_divergence(self.solver, self._fn(lead), x, 0.0, 1.0, event_ndim=self.event_ndim,
+                                            time_shape=lead, estimator=estimator, generator=generator)
         return self.base.log_prob(x1) + acc
 
     def sample_and_log_prob(
@@ -257,11 +244,10 @@ class FlowMatchingProcess:
     ) -> Tuple[Tensor, Tensor]:
         """Samples and their log-density in one solve from t = 1 to t = 0."""
         z = self._noise(sample_shape, generator)
-        lead, aug = self._augmented(z, estimator, generator)
-        log_p1 = self.base.log_prob(z)
-        sol = self.solver.integrate(aug, (z, z.new_zeros(lead)), 1.0, 0.0, time_shape=lead)
-        x0, acc = sol.y  # acc = int_1^0 div dt = -int_0^1 div dt
-        return x0, log_p1 - acc
+        lead = self._lead(z, "z")
+        x0, acc = integrate_with_divergence(self.solver, self._fn(lead), z, 1.0, 0.0, event_ndim=self.event_ndim,
+                                            time_shape=lead, estimator=estimator, generator=generator)
+        return x0, self.base.log_prob(z) - acc  # acc = int_1^0 div dt = -int_0^1 div dt
 
     def __repr__(self) -> str:
         return (f"FlowMatchingProcess(batch_shape={tuple(self.batch_shape)}, "

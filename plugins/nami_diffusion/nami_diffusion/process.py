@@ -61,7 +61,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple
 import torch
 from torch import Tensor, nn
 
-from nami_core.divergence import default_estimator
+from nami_core.divergence import integrate_with_divergence
 from nami_core.errors import ShapeError
 from nami_core.protocols import Solution
 from nami_core.shapes import as_size, check_event_shape, expand_context
@@ -429,18 +429,6 @@ class DiffusionProcess:
         return sol.ts, sol.ys  # type: ignore[return-value]
 
     # -- likelihood -------------------------------------------------------------------------------------
-    def _augmented(self, x: Tensor, estimator: Any, generator: Optional[torch.Generator]):
-        lead = self._lead(x, "x")
-        if estimator is None:
-            estimator = default_estimator(self.event_shape.numel())
-        div = estimator.bind(x, self.event_ndim, generator=generator)
-        fn = self.velocity
-
-        def aug(state: Tuple[Tensor, Tensor], t: Tensor) -> Tuple[Tensor, Tensor]:
-            return div(fn, state[0], t)
-
-        return lead, aug
-
     def log_prob(self, x: Tensor, *, estimator: Any = None, generator: Optional[torch.Generator] = None) -> Tensor:
         r"""Log-density at ``t_end`` by the probability-flow ODE from ``t_end`` to 1 and the prior.
 
@@ -450,10 +438,10 @@ class DiffusionProcess:
                 Rademacher Hutchinson probe; see :mod:`nami_core.divergence`).
             generator: random generator for Hutchinson probes.
         """
-        solver = self._ode_solver()
-        lead, aug = self._augmented(x, estimator, generator)
-        sol = solver.integrate(aug, (x, x.new_zeros(lead)), self.t_end, 1.0, time_shape=lead)
-        x1, acc = sol.y
+        lead = self._lead(x, "x")
+        x1, acc = integrate_with_divergence(self._ode_solver(), self.velocity, x, self.t_end, 1.0,
+                                            event_ndim=self.event_ndim, time_shape=lead,
+                                            estimator=estimator, generator=generator)
         return self.prior_log_prob(x1) + acc
 
     def sample_and_log_prob(
@@ -464,10 +452,10 @@ class DiffusionProcess:
             raise ValueError("sample_and_log_prob needs final_step='none': a denoised sample has no tractable density")
         solver = self._ode_solver()
         z = self.prior_sample(sample_shape, generator=generator)
-        lead, aug = self._augmented(z, estimator, generator)
-        sol = solver.integrate(aug, (z, z.new_zeros(lead)), 1.0, self.t_end, time_shape=lead)
-        x, acc = sol.y  # acc = -int_{t_end}^1 div u dt
-        return x, self.prior_log_prob(z) - acc
+        lead = self._lead(z, "z")
+        x, acc = integrate_with_divergence(solver, self.velocity, z, 1.0, self.t_end, event_ndim=self.event_ndim,
+                                           time_shape=lead, estimator=estimator, generator=generator)
+        return x, self.prior_log_prob(z) - acc  # acc = -int_{t_end}^1 div u dt
 
     def __repr__(self) -> str:
         return (f"DiffusionProcess(batch_shape={tuple(self.batch_shape)}, event_shape={tuple(self.event_shape)}, "
