@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from .errors import ShapeError
+from .registry import resolve
 from .shapes import expand_context, leading_shape, time_like
 from .validation import one_of
 
@@ -67,7 +68,8 @@ def fm_loss(
         t: times of shape ``lead`` (or broadcastable) in [0, 1]; ``None`` draws
             :math:`t \sim U[0, 1]`.
         c: context of shape ``lead + (k,)`` (or ``batch_shape + (k,)``, broadcast).
-        path: a path component (``interpolate``, ``velocity``) or ``None`` for the linear path.
+        path: a path component (``interpolate``, ``velocity``), its registry name (``"cosine"``)
+            or ``None`` for the linear path.
         reduction: ``"mean"`` | ``"sum"`` | ``"none"`` (per-sample losses of shape ``lead``).
         generator: random generator for ``t``.
 
@@ -87,6 +89,7 @@ def fm_loss(
         t = torch.rand(lead, generator=generator, dtype=x_data.dtype, device=x_data.device)
     else:
         t = time_like(t, x_data, event_ndim)
+    path = resolve("path", path)
     if path is None:
         tb = t.reshape(lead + (1,) * event_ndim)
         x_t = torch.lerp(x_data, x_noise, tb)

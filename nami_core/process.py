@@ -26,18 +26,10 @@ from .divergence import integrate_with_divergence
 from .errors import InvalidComponentError, ShapeError
 from .losses import fm_loss
 from .protocols import Solution
+from .registry import resolve
 from .shapes import as_size, check_event_shape, expand_context
 
 __all__ = ["FlowMatching", "FlowMatchingProcess"]
-
-
-def _resolve(kind: str, obj: Any) -> Any:
-    """A component given as an instance, or as a registry name to build with defaults."""
-    if isinstance(obj, str):
-        from .registry import build
-
-        return build(kind, obj)
-    return obj
 
 
 def _check_time(name: str, value: float) -> float:
@@ -81,7 +73,7 @@ class FlowMatching(nn.Module):
                 f"field.event_ndim ({event_ndim}) does not match the base distribution's event_shape "
                 f"{tuple(getattr(base, 'event_shape', ()))}"
             )
-        solver = _resolve("solver", solver)
+        solver = resolve("solver", solver)
         if not callable(getattr(solver, "integrate", None)):
             hint = (" (an SDE solver; flow matching needs an ODE solver such as 'rk4', 'midpoint' or 'dopri5')"
                     if callable(getattr(solver, "integrate_sde", None)) else "")
@@ -89,7 +81,7 @@ class FlowMatching(nn.Module):
         self.field = field
         self.base = base
         self.solver = solver
-        self.path = _resolve("path", path)
+        self.path = resolve("path", path)
 
     @property
     def event_shape(self) -> torch.Size:

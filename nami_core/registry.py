@@ -88,6 +88,7 @@ __all__ = [
     "kinds",
     "plugins",
     "registered",
+    "resolve",
     "resolve_class",
 ]
 
@@ -893,6 +894,14 @@ def plugins() -> list[PluginInfo]:
 def registered(kind: str, name: str, factory: Any, **kwargs: Any) -> Any:
     """:meth:`Registry.registered` on the default registry (a context manager)."""
     return default_registry().registered(kind, name, factory, **kwargs)
+
+
+def resolve(kind: str, obj: Any) -> Any:
+    """A component given either as an instance (returned as is) or as a registry name (built
+    with its default parameters), e.g. ``resolve("path", "cosine")``; ``None`` stays ``None``."""
+    if isinstance(obj, str):
+        return build(kind, obj)
+    return obj
 
 
 def resolve_class(class_name: str) -> Any:

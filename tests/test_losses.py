@@ -81,3 +81,10 @@ def test_bad_input():
         nami.fm_loss(Zero(), torch.zeros(3, 2), torch.zeros(3, 2), reduction="avg")
     with pytest.raises(TypeError, match="event_ndim"):
         nami.fm_loss(lambda x, t, c=None: x, torch.zeros(3, 2), torch.zeros(3, 2))
+
+
+def test_path_by_registry_name():
+    x0, x1, t = torch.randn(6, 2), torch.randn(6, 2), torch.rand(6)
+    assert torch.equal(nami.fm_loss(Linear(), x0, x1, t, path="cosine"), nami.fm_loss(Linear(), x0, x1, t, path=CosinePath()))
+    with pytest.raises(nami.ComponentNotFoundError, match="cosine"):
+        nami.fm_loss(Linear(), x0, x1, t, path="cosin")
