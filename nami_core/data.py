@@ -166,7 +166,7 @@ def check_matrix(x: Tensor, name: str = "data") -> Tensor:
         c = int(bad[r].nonzero()[0])
         what = "NaN" if math.isnan(float(x[r, c])) else "an infinite value"
         more = f" ({rows.numel()} rows in all)" if rows.numel() > 1 else ""
-        raise DataError(f"{name}: row {r} (column {c}) holds {what}{more}; clean the data first")
+        raise DataError(f"{name}: row {r} (column {c}; both counted from 0) holds {what}{more}; clean the data first")
     return x
 
 

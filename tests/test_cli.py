@@ -186,7 +186,7 @@ def test_bad_inputs_exit_2_with_a_message(run_dir, tmp_path, capsys):
     x = np.random.default_rng(0).normal(size=(50, 2))
     x[3, 1] = np.nan
     np.save(tmp_path / "nan.npy", x)
-    assert "row 3 (column 1) holds NaN" in _err(capsys, ["train", str(cfg), "--data", str(tmp_path / "nan.npy"),
+    assert "row 3 (column 1; both counted from 0) holds NaN" in _err(capsys, ["train", str(cfg), "--data", str(tmp_path / "nan.npy"),
                                                         "--out", str(tmp_path / "r1"), "--quiet"])
     np.save(tmp_path / "flat.npy", np.zeros(10))
     assert "expected a 2-D array" in _err(capsys, ["train", "--data", str(tmp_path / "flat.npy"), "--quiet",

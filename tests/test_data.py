@@ -79,7 +79,7 @@ def test_nan_and_inf_report_the_row(tmp_path):
     x[7, 1] = np.nan
     x[12, 0] = np.nan
     np.save(tmp_path / "nan.npy", x)
-    with pytest.raises(DataError, match=r"row 7 \(column 1\) holds NaN \(2 rows in all\)"):
+    with pytest.raises(DataError, match=r"row 7 \(column 1; both counted from 0\) holds NaN \(2 rows in all\)"):
         load_array(tmp_path / "nan.npy")
     y = torch.zeros(5, 2)
     y[3, 0] = float("inf")
