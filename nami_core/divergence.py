@@ -75,24 +75,29 @@ class ExactDivergence:
         d = event_shape.numel()
         chunk = d if self.chunk_size is None else min(self.chunk_size, d)
 
+        # Gather indices, built once per solve: replica i of a chunk picks its own entry start + i.
+        n_lead = x.ndim - event_ndim
+        chunks = [
+            (n, torch.arange(start, start + n, device=x.device).view(n, *([1] * n_lead), 1))
+            for start, n in ((s0, min(chunk, d - s0)) for s0 in range(0, d, chunk))
+        ]
+
         def div(fn: Fn, x: Tensor, t: Tensor) -> Tuple[Tensor, Tensor]:
             lead = x.shape[: x.ndim - event_ndim]
             keep = torch.is_grad_enabled()
             total = None
             u = None
             with torch.enable_grad():
-                for start in range(0, d, chunk):
-                    n = min(chunk, d - start)
+                for n, idx in chunks:
                     xr = _replicate(x, n, keep)
                     out = fn(xr, t.unsqueeze(0).expand(n, *t.shape))
                     if u is None:
                         u = out[0]
-                    flat = out.reshape(n, *lead, d)
-                    idx = torch.arange(start, start + n, device=x.device)
+                    index = idx.expand(n, *lead, 1)
                     # picked[i] = out[i, ..., start + i]: the i-th replica's own output entry
-                    picked = flat.gather(-1, idx.view(n, *([1] * len(lead)), 1).expand(n, *lead, 1))
+                    picked = out.reshape(n, *lead, d).gather(-1, index)
                     (g,) = torch.autograd.grad(picked.sum(), xr, create_graph=keep)
-                    g = g.reshape(n, *lead, d).gather(-1, idx.view(n, *([1] * len(lead)), 1).expand(n, *lead, 1))
+                    g = g.reshape(n, *lead, d).gather(-1, index)
                     part = g.sum(dim=(0, -1))
                     total = part if total is None else total + part
             assert u is not None and total is not None
