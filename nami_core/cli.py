@@ -155,6 +155,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         try:
             metrics = train(config, out, resume=args.resume, steps=args.steps if args.resume else None,
                             progress=interactive, device=device, log=None if quiet else _eprint)
+            if started:  # rank 0 evaluates and writes after training: leave the group together
+                import torch.distributed as dist
+
+                dist.barrier()
         except KeyboardInterrupt:
             if rank == 0:
                 _eprint(f"interrupted; checkpoint saved in {out / 'checkpoint.pt'}; "
